@@ -12,16 +12,28 @@
 use half::f16;
 
 use super::block::{BlockQ4_0, BlockQ4_1, BlockQ8_0, CHUNK};
-use super::search::{ordered, unordered};
+use super::search::{ordered, round_even, small_int, unordered};
 
 const F16_MAX: f32 = 65504.0;
 
-/// C's `roundf` (half away from zero), as musl writes it: adding the largest
-/// float below 0.5 with x's sign, then truncating, is exact for |x| < 2^23.
+/// C's `roundf` (half away from zero), as musl writes it: add the largest
+/// float below 0.5 with x's sign, then truncate. Exact for |x| < 2^22.
 #[inline]
 fn round_half_away(x: f32) -> f32 {
     const HALF_DOWN: f32 = 0.5 - 0.25 * f32::EPSILON;
-    (x + HALF_DOWN.copysign(x)) as i32 as f32
+    trunc_small(x + HALF_DOWN.copysign(x))
+}
+
+/// Truncation toward zero for |y| < 2^22, in float ops only, so the loops
+/// around it vectorise on the SSE2 baseline (`as i32` does not).
+#[inline]
+fn trunc_small(y: f32) -> f32 {
+    let r = round_even(y);
+    if r.abs() > y.abs() {
+        r - 1.0f32.copysign(y)
+    } else {
+        r
+    }
 }
 
 /// The block's values with masked positions set to 0.
@@ -38,10 +50,11 @@ fn block(x: &[f32], mask: Option<&[bool]>) -> [f32; CHUNK] {
     v
 }
 
-/// `max |v|` as bits (finite inputs).
+/// `max |v|` as bits (finite inputs; signed compare, which SSE2 has).
 #[inline]
 fn abs_max_bits(v: &[f32; CHUNK]) -> u32 {
-    v.iter().fold(0u32, |a, x| a.max(x.to_bits() & 0x7FFF_FFFF))
+    v.iter()
+        .fold(0i32, |a, x| a.max((x.to_bits() & 0x7FFF_FFFF) as i32)) as u32
 }
 
 #[inline]
@@ -56,7 +69,8 @@ pub(crate) fn encode_q8_0(x: &[f32], mask: Option<&[bool]>) -> BlockQ8_0 {
     let d = (amax / 127.0).min(F16_MAX);
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     // Masked positions are 0 in `v`, so they get code 0.
-    let qs = core::array::from_fn(|j| round_half_away(v[j] * id).clamp(-127.0, 127.0) as i8);
+    let qs =
+        core::array::from_fn(|j| small_int(round_half_away(v[j] * id).clamp(-127.0, 127.0)) as i8);
     BlockQ8_0 {
         d: f16::from_f32(d).to_le_bytes(),
         qs,
@@ -81,7 +95,8 @@ pub(crate) fn encode_q4_0(x: &[f32], mask: Option<&[bool]>) -> BlockQ4_0 {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     // `(int8_t)(x0 + 8.5f)` truncates toward zero; `as` does the same.
     // A masked 0 gives trunc(8.5) = 8, the zero code.
-    let q: [u8; CHUNK] = core::array::from_fn(|j| ((v[j] * id + 8.5) as i8).clamp(0, 15) as u8);
+    let q: [u8; CHUNK] =
+        core::array::from_fn(|j| small_int(trunc_small(v[j] * id + 8.5).clamp(0.0, 15.0)) as u8);
     BlockQ4_0 {
         d: f16::from_f32(d).to_le_bytes(),
         qs: pack_nibbles(&q),
@@ -121,8 +136,9 @@ pub(crate) fn encode_q4_1(x: &[f32], mask: Option<&[bool]>) -> BlockQ4_1 {
     let d = ((max - min) / 15.0).min(F16_MAX);
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let v = block(x, mask);
-    let q: [u8; CHUNK] =
-        core::array::from_fn(|j| (((v[j] - min) * id + 0.5) as i8).clamp(0, 15) as u8);
+    let q: [u8; CHUNK] = core::array::from_fn(|j| {
+        small_int(trunc_small((v[j] - min) * id + 0.5).clamp(0.0, 15.0)) as u8
+    });
     BlockQ4_1 {
         d: f16::from_f32(d).to_le_bytes(),
         m: f16::from_f32(min).to_le_bytes(),

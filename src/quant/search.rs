@@ -60,12 +60,21 @@ impl Default for ClipGrid {
     }
 }
 
-/// Round half to even; `x` must already be clamped to a small range.
+/// 1.5·2²³: a float this large has no fraction bits, so adding it rounds
+/// (to even), and its low mantissa bits then hold the integer.
+const MAGIC: f32 = 12_582_912.0;
+
+/// Round half to even, for |x| < 2^22 (callers clamp first).
 #[inline]
 pub(crate) fn round_even(x: f32) -> f32 {
-    // 1.5·2²³: adding it leaves no fraction bits, so the FPU rounds (to even).
-    const MAGIC: f32 = 12_582_912.0;
     (x + MAGIC) - MAGIC
+}
+
+/// The integer value of an integral float with |r| < 2^22, without the
+/// saturating `as` conversion (which does not vectorise on SSE2).
+#[inline]
+pub(crate) fn small_int(r: f32) -> i32 {
+    (r + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
 }
 
 /// A group's parameters, already rounded to f16 and back.
@@ -95,7 +104,7 @@ impl Params {
     #[inline]
     pub fn code(&self, kind: CodeKind, w: f32) -> i32 {
         let t = ((w - self.m) * self.inv).clamp(kind.qmin() as f32, kind.qmax() as f32);
-        round_even(t) as i32
+        small_int(t)
     }
 
     #[inline]
@@ -119,14 +128,14 @@ pub(crate) fn unordered(b: i32) -> f32 {
 /// `(min, max, signed value of largest magnitude)` over the kept entries, or
 /// `None` when every entry is masked.
 fn group_stats(w: &[f32], mask: Option<&[bool]>) -> Option<(f32, f32, f32)> {
-    let (mut lo, mut hi, mut amax) = (i32::MAX, i32::MIN, 0u32);
+    let (mut lo, mut hi, mut amax) = (i32::MAX, i32::MIN, 0i32);
     let mut any = false;
     match mask {
         None => {
             for &v in w {
                 lo = lo.min(ordered(v));
                 hi = hi.max(ordered(v));
-                amax = amax.max(v.to_bits() & 0x7FFF_FFFF);
+                amax = amax.max((v.to_bits() & 0x7FFF_FFFF) as i32);
             }
             any = !w.is_empty();
         }
@@ -135,7 +144,7 @@ fn group_stats(w: &[f32], mask: Option<&[bool]>) -> Option<(f32, f32, f32)> {
                 if !m {
                     lo = lo.min(ordered(v));
                     hi = hi.max(ordered(v));
-                    amax = amax.max(v.to_bits() & 0x7FFF_FFFF);
+                    amax = amax.max((v.to_bits() & 0x7FFF_FFFF) as i32);
                     any = true;
                 }
             }
@@ -145,7 +154,11 @@ fn group_stats(w: &[f32], mask: Option<&[bool]>) -> Option<(f32, f32, f32)> {
         return None;
     }
     let (lo, hi) = (unordered(lo), unordered(hi));
-    let signed_max = if f32::from_bits(amax) == hi { hi } else { lo };
+    let signed_max = if f32::from_bits(amax as u32) == hi {
+        hi
+    } else {
+        lo
+    };
     Some((lo, hi, signed_max))
 }
 
