@@ -61,6 +61,46 @@ pub enum Error {
         /// Which parameter, and what it must be.
         what: &'static str,
     },
+    /// A finite value does not fit the storage type (e.g. |v| > 65504 for f16).
+    OutOfRange {
+        /// Which argument.
+        what: &'static str,
+        /// Flat index of the first offending element.
+        index: usize,
+    },
+    /// A protected (sparse) set breaks one of its invariants.
+    InvalidProtectedSet {
+        /// Which invariant.
+        problem: SparseProblem,
+        /// The row (for `row_ptr` problems) or entry (for column problems).
+        index: usize,
+    },
+    /// The requested selection cannot be made (e.g. more weights than exist
+    /// or than the per-row cap allows).
+    Budget {
+        /// Weights requested.
+        requested: u64,
+        /// Weights available.
+        available: u64,
+    },
+}
+
+/// The invariant a protected set breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SparseProblem {
+    /// `row_ptr` does not have `n + 1` entries or does not start at 0.
+    RowPtrStart,
+    /// `row_ptr[i + 1] < row_ptr[i]`.
+    RowPtrNotMonotone,
+    /// The last `row_ptr` entry is not the number of entries.
+    RowPtrEnd,
+    /// A column is `≥ k`.
+    ColumnOutOfRange,
+    /// Columns within a row are not strictly increasing (unsorted or duplicated).
+    ColumnsNotIncreasing,
+    /// A value is NaN or infinite.
+    NonFiniteValue,
 }
 
 /// `Result` with [`Error`].
@@ -88,6 +128,19 @@ impl fmt::Display for Error {
                 write!(f, "row range {start}..{end} is not inside 0..{n}")
             }
             Error::InvalidParameter { what } => write!(f, "invalid parameter: {what}"),
+            Error::OutOfRange { what, index } => {
+                write!(f, "{what}[{index}] does not fit its storage type")
+            }
+            Error::InvalidProtectedSet { problem, index } => {
+                write!(f, "invalid protected set: {problem:?} at {index}")
+            }
+            Error::Budget {
+                requested,
+                available,
+            } => write!(
+                f,
+                "cannot select {requested} weights: only {available} are eligible"
+            ),
         }
     }
 }

@@ -7,11 +7,18 @@ extern crate alloc;
 extern crate std;
 
 mod error;
+#[cfg(feature = "alloc")]
+pub mod importance;
 pub mod kernels;
+mod layer;
+pub mod protect;
 pub mod quant;
 
-pub use error::{Error, Result};
-pub use kernels::Activation;
+pub use error::{Error, Result, SparseProblem};
+pub use kernels::Element;
+#[cfg(feature = "alloc")]
+pub use layer::{LinearConfig, ProtectedLinear, Protection};
+pub use layer::{LinearView, Report};
 pub use quant::{
     ClipGrid, Format, Group, Importance, QuantOptions, QuantShape, QuantView, ScaleSearch,
     quantize_into,

@@ -14,27 +14,27 @@ mod sealed {
     impl Sealed for half::bf16 {}
 }
 
-/// An activation element type the kernels accept: `f32`, `f16` or `bf16`.
-pub trait Activation: Copy + Send + Sync + sealed::Sealed + 'static {
+/// An element type cwpq reads (activations, weights, scores): `f32`, `f16` or `bf16`.
+pub trait Element: Copy + Send + Sync + sealed::Sealed + 'static {
     /// The value as f32 (exact for all three types).
     fn to_f32(self) -> f32;
 }
 
-impl Activation for f32 {
+impl Element for f32 {
     #[inline]
     fn to_f32(self) -> f32 {
         self
     }
 }
 
-impl Activation for f16 {
+impl Element for f16 {
     #[inline]
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
     }
 }
 
-impl Activation for bf16 {
+impl Element for bf16 {
     #[inline]
     fn to_f32(self) -> f32 {
         bf16::to_f32(self)

@@ -7,8 +7,9 @@
 
 use core::ops::Range;
 
-use super::Activation;
+use super::Element;
 use crate::error::{Error, Result, check_len};
+use crate::protect::ProtectedView;
 use crate::quant::QuantView;
 use crate::quant::block::{CHUNK, chunk_bytes, header_params, unpack_chunk};
 
@@ -55,8 +56,21 @@ pub fn dequantize_rows(w: &QuantView<'_>, rows: Range<usize>, out: &mut [f32]) -
 /// `y = x · Wᵀ` for output rows `rows`: `x` is `m × k`, `y` the `m × rows.len()` tile.
 ///
 /// Each output is accumulated in f32 in input order, one weight at a time.
-pub fn matmul<A: Activation>(
+pub fn matmul<A: Element>(
     w: &QuantView<'_>,
+    x: &[A],
+    m: usize,
+    rows: Range<usize>,
+    y: &mut [f32],
+) -> Result<()> {
+    matmul_protected(w, None, x, m, rows, y)
+}
+
+/// `y = x · (Ŵ + P)ᵀ`: the dense product plus, for each output row, the
+/// protected correction `Σ value_ij · x_j`, added in the same pass.
+pub fn matmul_protected<A: Element>(
+    w: &QuantView<'_>,
+    protected: Option<&ProtectedView<'_>>,
     x: &[A],
     m: usize,
     rows: Range<usize>,
@@ -64,6 +78,10 @@ pub fn matmul<A: Activation>(
 ) -> Result<()> {
     let k = w.k();
     check_rows(&rows, w.n())?;
+    if let Some(p) = protected {
+        check_len("protected set rows", w.n(), p.n())?;
+        check_len("protected set columns", k, p.k())?;
+    }
     if m == 0 {
         return Err(Error::ZeroDimension { what: "m" });
     }
@@ -78,6 +96,11 @@ pub fn matmul<A: Activation>(
             let xi = &x[i * k..(i + 1) * k];
             let mut acc = 0.0f32;
             for_each_weight(w, j, |col, v| acc += xi[col].to_f32() * v);
+            if let Some(p) = protected {
+                for (col, v) in p.row(j) {
+                    acc += xi[col].to_f32() * v;
+                }
+            }
             y[i * width + jj] = acc;
         }
     }
