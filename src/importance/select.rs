@@ -248,20 +248,19 @@ impl GlobalSelection {
                         available: self.eligible,
                     });
                 }
-                if count == 0 {
-                    Stage::Select(Picker {
-                        key: u32::MAX,
-                        ties: 0,
-                    })
+                let (high, need) = if count == 0 {
+                    (NO_BUCKET, 0)
                 } else {
                     let (high, need) = descend(&self.hist, count);
-                    self.hist.iter_mut().for_each(|h| *h = 0);
-                    Stage::Fine {
-                        high: high as u32,
-                        need,
-                    }
-                }
+                    (high as u32, need)
+                };
+                self.hist.iter_mut().for_each(|h| *h = 0);
+                Stage::Fine { high, need }
             }
+            Stage::Fine { need: 0, .. } => Stage::Select(Picker {
+                key: u32::MAX, // above every finite score's key: nothing selected
+                ties: 0,
+            }),
             Stage::Fine { high, need } => {
                 let (low, ties) = descend(&self.hist, need);
                 Stage::Select(Picker {
@@ -313,6 +312,9 @@ impl GlobalSelection {
         tensors.iter().map(|&(s, k)| sel.select(s, k)).collect()
     }
 }
+
+/// A coarse bucket no key falls in (keys have 16 high bits).
+const NO_BUCKET: u32 = 1 << 16;
 
 /// Walks a histogram from the top bucket down until `count` entries are
 /// covered: returns the boundary bucket and how many of it are still needed.
