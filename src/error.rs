@@ -75,6 +75,11 @@ pub enum Error {
         /// The row (for `row_ptr` problems) or entry (for column problems).
         index: usize,
     },
+    /// A forced kernel backend is not available on this CPU or build.
+    Unsupported {
+        /// The backend's name.
+        backend: &'static str,
+    },
     /// The requested selection cannot be made (e.g. more weights than exist
     /// or than the per-row cap allows).
     Budget {
@@ -133,6 +138,9 @@ impl fmt::Display for Error {
             }
             Error::InvalidProtectedSet { problem, index } => {
                 write!(f, "invalid protected set: {problem:?} at {index}")
+            }
+            Error::Unsupported { backend } => {
+                write!(f, "backend {backend} is not available on this CPU or build")
             }
             Error::Budget {
                 requested,

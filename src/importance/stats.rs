@@ -13,7 +13,13 @@ pub struct ColumnStats {
     sum_sq: Vec<f64>,
     max_abs: Vec<f32>,
     tokens: u64,
+    /// Counts of |x| over all columns, binned by exponent and 3 mantissa
+    /// bits (12.5 % wide bins): what the static-scale observers read.
+    hist: Vec<u64>,
 }
+
+/// Histogram bins: |x| bits >> 20 covers every finite f32.
+const HIST_BINS: usize = 2040;
 
 impl ColumnStats {
     /// Empty statistics for `k` input columns.
@@ -25,6 +31,7 @@ impl ColumnStats {
             sum_sq: vec![0.0; k],
             max_abs: vec![0.0; k],
             tokens: 0,
+            hist: vec![0; HIST_BINS],
         })
     }
 
@@ -49,6 +56,7 @@ impl ColumnStats {
                 let v = v.to_f32();
                 *s += f64::from(v) * f64::from(v);
                 *m = m.max(v.abs());
+                self.hist[((v.to_bits() & 0x7FFF_FFFF) >> 20) as usize] += 1;
             }
         }
         self.tokens += (x.len() / k) as u64;
@@ -64,8 +72,28 @@ impl ColumnStats {
         for (a, b) in self.max_abs.iter_mut().zip(&other.max_abs) {
             *a = a.max(*b);
         }
+        for (a, b) in self.hist.iter_mut().zip(&other.hist) {
+            *a += b;
+        }
         self.tokens += other.tokens;
         Ok(())
+    }
+
+    /// Counts of |x| per histogram bin (bin `b` holds the |x| whose f32 bits
+    /// shifted right by 20 equal `b`).
+    pub fn abs_histogram(&self) -> &[u64] {
+        &self.hist
+    }
+
+    /// The upper edge of histogram bin `b`.
+    pub fn bin_upper(b: usize) -> f32 {
+        f32::from_bits(((b as u32) + 1) << 20).min(f32::MAX)
+    }
+
+    /// The middle of histogram bin `b`.
+    pub fn bin_mid(b: usize) -> f32 {
+        let lo = f32::from_bits((b as u32) << 20);
+        0.5 * lo + 0.5 * Self::bin_upper(b)
     }
 
     /// Number of input columns.

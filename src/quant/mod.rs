@@ -7,7 +7,7 @@ pub(crate) mod block;
 mod format;
 mod ggml;
 mod matrix;
-mod search;
+pub(crate) mod search;
 
 pub use block::{BlockQ4_0, BlockQ4_1, BlockQ8_0, f16_le};
 pub use format::{CodeKind, Format, Group, Layout};

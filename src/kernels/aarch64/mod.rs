@@ -1,0 +1,3 @@
+//! aarch64 kernels.
+mod neon;
+pub use neon::Neon;
