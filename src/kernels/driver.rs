@@ -141,18 +141,15 @@ pub(crate) fn gemm_q8<R: RowDots>(
             let t = (m - i0).min(TILE);
             with_tile!(t, T => {
                 let mut out = r.dots_q8::<T>(layout, row, xq, i0);
+                let xs: [&[f32]; T] = core::array::from_fn(|u| &xq.x[(i0 + u) * k..(i0 + u + 1) * k]);
                 for &col in &xq.outliers {
                     let v = chunk_values(layout, row, col / CHUNK)[col % CHUNK];
                     for (u, o) in out.iter_mut().enumerate() {
-                        *o += v * xq.x[(i0 + u) * k + col];
+                        *o += v * xs[u][col];
                     }
                 }
                 if let Some(p) = p {
-                    for (col, v) in p.row(j) {
-                        for (u, o) in out.iter_mut().enumerate() {
-                            *o += v * xq.x[(i0 + u) * k + col];
-                        }
-                    }
+                    p.accumulate_row(j, xs, &mut out);
                 }
                 for (u, o) in out.iter().enumerate() {
                     y[(i0 + u) * width + jj] = *o;

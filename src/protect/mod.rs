@@ -41,6 +41,20 @@ impl ValueType {
     }
 }
 
+/// f16 bits to f32 without branches (the kernels' sparse loop calls this
+/// per protected weight): move exponent and mantissa into place and rescale
+/// by 2¹¹², which is exact for every finite f16, subnormals included. Only
+/// for finite values, which validation guarantees.
+#[inline(always)]
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
+    let magnitude = f32::from_bits(u32::from(h & 0x7FFF) << 13) * f32::from_bits(0x7780_0000);
+    if h & 0x8000 != 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
 /// Bytes per column index for rows of `k` inputs: 2 when `k ≤ 65 536`, else 4.
 pub const fn col_bytes(k: usize) -> usize {
     if k <= 1 << 16 { 2 } else { 4 }
@@ -151,7 +165,7 @@ impl<'a> ProtectedView<'a> {
             }
         }
         for e in 0..self.nnz() {
-            if !self.value(e).is_finite() {
+            if !self.value_exact(e).is_finite() {
                 return bad(SparseProblem::NonFiniteValue, e);
             }
         }
@@ -204,9 +218,68 @@ impl<'a> ProtectedView<'a> {
     pub fn value(&self, e: usize) -> f32 {
         let v = self.values;
         match self.value_type {
-            ValueType::F16 => f16::from_le_bytes([v[2 * e], v[2 * e + 1]]).to_f32(),
+            ValueType::F16 => f16_to_f32(u16::from_le_bytes([v[2 * e], v[2 * e + 1]])),
             ValueType::Bf16 => bf16::from_le_bytes([v[2 * e], v[2 * e + 1]]).to_f32(),
             ValueType::F32 => f32::from_bits(u32_at(v, e)),
+        }
+    }
+
+    /// Adds `Σ value · x[col]` over row `i`'s entries to `acc[t]` for each
+    /// activation row `x[t]` (`x[t].len() == k`): the kernels' sparse
+    /// correction, one tight loop per storage type.
+    #[inline(always)]
+    pub(crate) fn accumulate_row<const T: usize>(
+        &self,
+        i: usize,
+        x: [&[f32]; T],
+        acc: &mut [f32; T],
+    ) {
+        let r = self.row_range(i);
+        let cb = col_bytes(self.k);
+        let cols = &self.cols[r.start * cb..r.end * cb];
+        let vb = self.value_type.bytes();
+        let vals = &self.values[r.start * vb..r.end * vb];
+        if cb == 2 && self.value_type == ValueType::F16 {
+            // Four partial sums, so the adds do not wait on each other.
+            let mut part = [[0.0f32; T]; 4];
+            let (cols4, vals4) = (cols.chunks_exact(8), vals.chunks_exact(8));
+            let (cols_tail, vals_tail) = (cols4.remainder(), vals4.remainder());
+            for (c, v) in cols4.zip(vals4) {
+                for (l, part) in part.iter_mut().enumerate() {
+                    let col = usize::from(u16::from_le_bytes([c[2 * l], c[2 * l + 1]]));
+                    let v = f16_to_f32(u16::from_le_bytes([v[2 * l], v[2 * l + 1]]));
+                    for t in 0..T {
+                        part[t] += v * x[t][col];
+                    }
+                }
+            }
+            for (c, v) in cols_tail.chunks_exact(2).zip(vals_tail.chunks_exact(2)) {
+                let col = usize::from(u16::from_le_bytes([c[0], c[1]]));
+                let v = f16_to_f32(u16::from_le_bytes([v[0], v[1]]));
+                for t in 0..T {
+                    part[0][t] += v * x[t][col];
+                }
+            }
+            for t in 0..T {
+                acc[t] += (part[0][t] + part[1][t]) + (part[2][t] + part[3][t]);
+            }
+        } else {
+            for e in r {
+                let (col, v) = (self.col(e), self.value(e));
+                for t in 0..T {
+                    acc[t] += v * x[t][col];
+                }
+            }
+        }
+    }
+
+    /// Value of entry `e` through `half`'s conversion, which keeps Inf and
+    /// NaN (validation reads this; the kernels' fast path assumes finite).
+    fn value_exact(&self, e: usize) -> f32 {
+        let v = self.values;
+        match self.value_type {
+            ValueType::F16 => f16::from_le_bytes([v[2 * e], v[2 * e + 1]]).to_f32(),
+            _ => self.value(e),
         }
     }
 
@@ -382,4 +455,21 @@ fn push_value(out: &mut Vec<u8>, ty: ValueType, v: f32, e: usize) -> Result<()> 
         ValueType::F32 => out.extend_from_slice(&v.to_le_bytes()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn f16_conversion_is_exact_for_every_finite_value() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h);
+            if want.is_finite() {
+                assert_eq!(
+                    super::f16_to_f32(h).to_bits(),
+                    want.to_f32().to_bits(),
+                    "{h:#06x}"
+                );
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use core::arch::x86_64::*;
 use crate::act::QuantizedActivations;
 use crate::kernels::driver::{RowDots, affine};
 use crate::kernels::{ElemKind, Element};
-use crate::quant::block::{CHUNK, chunk_bytes, header_params};
+use crate::quant::block::{CHUNK, chunk_bytes};
 use crate::quant::{CodeKind, Layout};
 
 /// The 256-bit row kernels. Only the entry functions of [`Avx2`] and
@@ -58,24 +58,77 @@ unsafe fn hsum(v: __m256) -> f32 {
 }
 
 #[cfg(feature = "alloc")]
+/// How far ahead of the current block the weight stream is prefetched.
+const PREFETCH: usize = 1024;
+
+/// Code kinds as const parameters, so each kernel is compiled per kind
+/// with no per-block branch on the format.
+const NIB: u8 = 0;
+const NIB_MIN: u8 = 1;
+const I8: u8 = 2;
+const U8_MIN: u8 = 3;
+
+const fn kind_of(k: u8) -> CodeKind {
+    match k {
+        NIB => CodeKind::Nibble,
+        NIB_MIN => CodeKind::NibbleMin,
+        I8 => CodeKind::I8,
+        _ => CodeKind::U8Min,
+    }
+}
+
+/// An f16 at `p` (little-endian, any alignment) as f32.
+///
+/// # Safety
+/// `p` points to 2 readable bytes; the CPU has F16C.
+#[inline(always)]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    // SAFETY: 2 readable bytes per the caller; F16C per the caller.
+    unsafe {
+        let h = core::ptr::read_unaligned(p.cast::<u16>());
+        // A broadcast, not an insert: an insert would merge into whatever
+        // register LLVM picks and chain every block to the last one.
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(h as i16)))
+    }
+}
+
+/// `(d, c)` of the block at `p` with `value = u·d + c` for the codes `u`
+/// the kernels read (see `driver::affine`).
+///
+/// # Safety
+/// `p` points to the block's header; F16C.
+#[inline(always)]
+unsafe fn block_affine<const K: u8>(p: *const u8) -> (f32, f32) {
+    // SAFETY: the header has 2 (or, with a min, 4) bytes.
+    unsafe {
+        let d = f16_at(p);
+        let m = if kind_of(K).has_min() {
+            f16_at(p.add(2))
+        } else {
+            0.0
+        };
+        affine(kind_of(K), d, m)
+    }
+}
+
 /// The 32 codes of a chunk as 32 bytes, in element order: nibbles unpacked
 /// (low nibbles are elements 0..16, high ones 16..32), other kinds as stored.
 ///
 /// # Safety
 /// `p` must point to `chunk_bytes(kind)` readable bytes; the CPU must have AVX2.
+#[cfg(feature = "alloc")]
 #[inline(always)]
-unsafe fn codes32(kind: CodeKind, p: *const u8) -> __m256i {
+unsafe fn codes32<const K: u8>(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees the bytes and AVX2.
     unsafe {
-        match kind {
-            CodeKind::Nibble | CodeKind::NibbleMin => {
-                let v = _mm_loadu_si128(p.cast());
-                let mask = _mm_set1_epi8(0x0F);
-                let lo = _mm_and_si128(v, mask);
-                let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), mask);
-                _mm256_set_m128i(hi, lo)
-            }
-            CodeKind::I8 | CodeKind::U8Min => _mm256_loadu_si256(p.cast()),
+        if K == NIB || K == NIB_MIN {
+            let v = _mm_loadu_si128(p.cast());
+            let mask = _mm_set1_epi8(0x0F);
+            let lo = _mm_and_si128(v, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), mask);
+            _mm256_set_m128i(hi, lo)
+        } else {
+            _mm256_loadu_si256(p.cast())
         }
     }
 }
@@ -85,36 +138,62 @@ unsafe fn codes32(kind: CodeKind, p: *const u8) -> __m256i {
 /// # Safety
 /// `p` must point to `chunk_bytes(kind)` readable bytes, `q < 4`; AVX2.
 #[inline(always)]
-unsafe fn codes8_f32(kind: CodeKind, p: *const u8, q: usize) -> __m256 {
+unsafe fn codes8_f32<const K: u8>(p: *const u8, q: usize) -> __m256 {
     // SAFETY: every load stays within the chunk's bytes (8·q + 8 ≤ 32 for
     // byte codes, 8·(q mod 2) + 8 ≤ 16 for nibbles); AVX2 per the caller.
     unsafe {
-        let i = match kind {
-            CodeKind::I8 => _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(8 * q).cast())),
-            CodeKind::U8Min => _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(8 * q).cast())),
-            CodeKind::Nibble | CodeKind::NibbleMin => {
-                let v = _mm_loadl_epi64(p.add(8 * (q % 2)).cast());
-                let v = if q >= 2 { _mm_srli_epi16::<4>(v) } else { v };
-                _mm256_cvtepu8_epi32(_mm_and_si128(v, _mm_set1_epi8(0x0F)))
-            }
+        let i = if K == I8 {
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(8 * q).cast()))
+        } else if K == U8_MIN {
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(8 * q).cast()))
+        } else {
+            let v = _mm_loadl_epi64(p.add(8 * (q % 2)).cast());
+            let v = if q >= 2 { _mm_srli_epi16::<4>(v) } else { v };
+            _mm256_cvtepu8_epi32(_mm_and_si128(v, _mm_set1_epi8(0x0F)))
         };
         _mm256_cvtepi32_ps(i)
     }
 }
 
+/// `(d, c)` for the integer path: `Σ a·value = d·dot + c·Σa`, where `dot`
+/// is [`Ymm::dot`]'s (signed codes for i8 and nibbles, so `c = 0` there).
+///
+/// # Safety
+/// As [`block_affine`].
+#[cfg(feature = "alloc")]
+#[inline(always)]
+unsafe fn q8_affine<const K: u8>(p: *const u8) -> (f32, f32) {
+    // SAFETY: as `block_affine`.
+    unsafe {
+        let d = f16_at(p);
+        let m = if kind_of(K).has_min() {
+            f16_at(p.add(2))
+        } else {
+            0.0
+        };
+        (d, m)
+    }
+}
+
 #[cfg(feature = "alloc")]
 impl<const VNNI: bool> Ymm<VNNI> {
-    /// `acc + Σ u·a` in 8 i32 lanes (groups of 4 bytes), for the unsigned
-    /// codes `u` of [`codes32`] (i8 codes: by |q| against a with q's sign).
+    /// `acc + Σ q·a` in 8 i32 lanes (groups of 4 bytes), for the codes of
+    /// [`codes32`]: `q` is the signed code for i8 and nibble kinds (nibble
+    /// − 8) and the unsigned code for the kinds with a min.
     ///
     /// # Safety
     /// AVX2, plus AVX-512 VNNI/VL when `VNNI`.
     #[inline(always)]
-    unsafe fn dot(self, kind: CodeKind, acc: __m256i, u: __m256i, a: __m256i) -> __m256i {
+    unsafe fn dot<const K: u8>(self, acc: __m256i, u: __m256i, a: __m256i) -> __m256i {
         // SAFETY: register-only operations on the features the caller guarantees.
         unsafe {
-            let (u, a) = if kind == CodeKind::I8 {
+            // Signed codes (i8, and nibbles minus 8) go in as |q| against a
+            // with q's sign, so no correction term is needed afterwards.
+            let (u, a) = if K == I8 {
                 (_mm256_abs_epi8(u), _mm256_sign_epi8(a, u))
+            } else if K == NIB {
+                let q = _mm256_sub_epi8(u, _mm256_set1_epi8(8));
+                (_mm256_abs_epi8(q), _mm256_sign_epi8(a, q))
             } else {
                 (u, a)
             };
@@ -122,7 +201,7 @@ impl<const VNNI: bool> Ymm<VNNI> {
                 return _mm256_dpbusd_epi32(acc, u, a);
             }
             let ones = _mm256_set1_epi16(1);
-            if kind == CodeKind::U8Min {
+            if K == U8_MIN {
                 // maddubs would saturate on 255·127·2: split the bytes into nibbles.
                 let mask = _mm256_set1_epi8(0x0F);
                 let lo = _mm256_and_si256(u, mask);
@@ -135,6 +214,224 @@ impl<const VNNI: bool> Ymm<VNNI> {
             _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), ones))
         }
     }
+
+    /// The integer-path dots of one row for one code kind.
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C (and VNNI when `VNNI`); `row` holds whole blocks of
+    /// `layout` covering `xq.k` inputs, and `i0 + T ≤ xq.m`.
+    #[inline(always)]
+    unsafe fn dots_q8_kind<const K: u8, const T: usize>(
+        self,
+        layout: Layout,
+        row: &[u8],
+        xq: &QuantizedActivations,
+        i0: usize,
+    ) -> [f32; T] {
+        let (hb, cb, bb, k) = (
+            layout.header_bytes(),
+            chunk_bytes(kind_of(K)),
+            layout.block_bytes(),
+            xq.k,
+        );
+        let (blocks, per_block) = (row.len() / bb, layout.group / CHUNK);
+        let kb = k / CHUNK;
+        debug_assert_eq!(blocks * layout.group, k);
+        debug_assert!(i0 + T <= xq.m);
+        // Bounds, checked once here instead of per block.
+        let codes = &xq.codes[i0 * k..(i0 + T) * k];
+        let scales = &xq.scales[i0 * kb..(i0 + T) * kb];
+        let sums = &xq.sums[i0 * kb..(i0 + T) * kb];
+        // SAFETY: all pointer arithmetic below stays inside `row` (blocks ·
+        // bb bytes), `codes` (T·k), `scales` and `sums` (T·kb): block `b`
+        // chunk `ci` reads codes at `(b·per_block + ci)·32 + t·k`, 32 wide.
+        unsafe {
+            let (a0, s0, m0) = (codes.as_ptr(), scales.as_ptr(), sums.as_ptr());
+            let mut acc = [_mm256_setzero_ps(); T];
+            let mut corr = [0.0f32; T];
+            let mut p = row.as_ptr();
+            if xq.per_token {
+                // One scale per token: sum whole blocks in i32 (segments of at
+                // most 64 chunks: 64·32·255·127 < 2³¹), scale by d, and by the
+                // token's scale once at the end.
+                if per_block == 1 {
+                    return self.dots_q8_g32::<K, T>(row, bb, hb, blocks, a0, s0, m0, k, kb);
+                }
+                for b in 0..blocks {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH + 64).cast());
+                    let (d, c) = q8_affine::<K>(p);
+                    let dv = _mm256_set1_ps(d);
+                    let c0 = b * per_block;
+                    let mut ci = 0;
+                    while ci < per_block {
+                        let end = (ci + 64).min(per_block);
+                        let mut idot = [_mm256_setzero_si256(); T];
+                        while ci < end {
+                            let u = codes32::<K>(p.add(hb + ci * cb));
+                            for (t, idot) in idot.iter_mut().enumerate() {
+                                let a =
+                                    _mm256_loadu_si256(a0.add(t * k + (c0 + ci) * CHUNK).cast());
+                                *idot = self.dot::<K>(*idot, u, a);
+                            }
+                            ci += 1;
+                        }
+                        for t in 0..T {
+                            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot[t]), dv, acc[t]);
+                        }
+                    }
+                    if kind_of(K).has_min() {
+                        for (t, corr) in corr.iter_mut().enumerate() {
+                            let mut s = 0.0f32;
+                            for ci in 0..per_block {
+                                s += *m0.add(t * kb + c0 + ci);
+                            }
+                            *corr += c * s;
+                        }
+                    }
+                    p = p.add(bb);
+                }
+                core::array::from_fn(|t| *s0.add(t * kb) * hsum(acc[t]) + corr[t])
+            } else {
+                for b in 0..blocks {
+                    let (d, c) = q8_affine::<K>(p);
+                    for ci in 0..per_block {
+                        let cc = b * per_block + ci;
+                        let u = codes32::<K>(p.add(hb + ci * cb));
+                        for t in 0..T {
+                            let a = _mm256_loadu_si256(a0.add(t * k + cc * CHUNK).cast());
+                            let idot = self.dot::<K>(_mm256_setzero_si256(), u, a);
+                            let s = _mm256_set1_ps(d * *s0.add(t * kb + cc));
+                            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot), s, acc[t]);
+                            corr[t] += c * *m0.add(t * kb + cc);
+                        }
+                    }
+                    p = p.add(bb);
+                }
+                core::array::from_fn(|t| hsum(acc[t]) + corr[t])
+            }
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<const VNNI: bool> Ymm<VNNI> {
+    /// Per-token scales and 32-input blocks (Q4_0, Q4_1, Q8_0, g32): the
+    /// decode hot loop, two blocks per step with separate accumulators so
+    /// the FMA latency does not bound it.
+    ///
+    /// # Safety
+    /// As [`Ymm::dots_q8_kind`], with pointers to the row's first code of
+    /// each token (`a0`), its scales (`s0`) and sums (`m0`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn dots_q8_g32<const K: u8, const T: usize>(
+        self,
+        row: &[u8],
+        bb: usize,
+        hb: usize,
+        blocks: usize,
+        a0: *const i8,
+        s0: *const f32,
+        m0: *const f32,
+        k: usize,
+        kb: usize,
+    ) -> [f32; T] {
+        // SAFETY: block `b` is `row[b·bb..(b+1)·bb]` and its activations are
+        // codes `b·32..b·32 + 32` of each token row (`t·k` apart); `b < blocks`.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); T]; 2];
+            let mut corr = [[0.0f32; T]; 2];
+            let p = row.as_ptr();
+            let one = |b: usize, acc: &mut [__m256; T], corr: &mut [f32; T]| {
+                let blk = p.add(b * bb);
+                let h = core::ptr::read_unaligned(blk.cast::<u16>());
+                let dv = _mm256_cvtph_ps(_mm_set1_epi16(h as i16));
+                let u = codes32::<K>(blk.add(hb));
+                let m = if kind_of(K).has_min() {
+                    f16_at(blk.add(2))
+                } else {
+                    0.0
+                };
+                for t in 0..T {
+                    let a = _mm256_loadu_si256(a0.add(t * k + b * CHUNK).cast());
+                    let idot = self.dot::<K>(_mm256_setzero_si256(), u, a);
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot), dv, acc[t]);
+                    if kind_of(K).has_min() {
+                        corr[t] += m * *m0.add(t * kb + b);
+                    }
+                }
+            };
+            let [acc0, acc1] = &mut acc;
+            let [corr0, corr1] = &mut corr;
+            let mut b = 0;
+            while b + 2 <= blocks {
+                // Software prefetch: the hardware prefetchers alone leave too
+                // few lines in flight when the weights stream from DRAM.
+                // A prefetch never faults, even past the end of the row.
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(b * bb + PREFETCH).cast());
+                one(b, acc0, corr0);
+                one(b + 1, acc1, corr1);
+                b += 2;
+            }
+            if b < blocks {
+                one(b, acc0, corr0);
+            }
+            core::array::from_fn(|t| {
+                *s0.add(t * kb) * hsum(_mm256_add_ps(acc[0][t], acc[1][t]))
+                    + corr[0][t]
+                    + corr[1][t]
+            })
+        }
+    }
+}
+
+impl<const VNNI: bool> Ymm<VNNI> {
+    /// The weight-only dots of one row for one code kind.
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C; `row` holds whole blocks covering `x[t].len()` inputs.
+    #[inline(always)]
+    unsafe fn dots_f32_kind<A: Element, const K: u8, const T: usize>(
+        self,
+        layout: Layout,
+        row: &[u8],
+        x: [&[A]; T],
+    ) -> [f32; T] {
+        let (hb, cb, bb) = (
+            layout.header_bytes(),
+            chunk_bytes(kind_of(K)),
+            layout.block_bytes(),
+        );
+        let (blocks, per_block) = (row.len() / bb, layout.group / CHUNK);
+        for xs in x {
+            assert_eq!(xs.len(), blocks * layout.group, "activation row length");
+        }
+        // SAFETY: block `b` chunk `ci` reads `cb` bytes inside `row` and 32
+        // activations at `(b·per_block + ci)·32` inside each `x[t]` (asserted).
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); T];
+            let mut p = row.as_ptr();
+            for b in 0..blocks {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH).cast());
+                let (d, c) = block_affine::<K>(p);
+                let (dv, cv) = (_mm256_set1_ps(d), _mm256_set1_ps(c));
+                for ci in 0..per_block {
+                    let chunk = p.add(hb + ci * cb);
+                    let base = (b * per_block + ci) * CHUNK;
+                    for q in 0..4 {
+                        let v = _mm256_fmadd_ps(codes8_f32::<K>(chunk, q), dv, cv);
+                        for t in 0..T {
+                            acc[t] =
+                                _mm256_fmadd_ps(v, load8(x[t].as_ptr().add(base + 8 * q)), acc[t]);
+                        }
+                    }
+                }
+                p = p.add(bb);
+            }
+            core::array::from_fn(|t| hsum(acc[t]))
+        }
+    }
 }
 
 impl<const VNNI: bool> RowDots for Ymm<VNNI> {
@@ -145,32 +442,17 @@ impl<const VNNI: bool> RowDots for Ymm<VNNI> {
         row: &[u8],
         x: [&[A]; T],
     ) -> [f32; T] {
-        let kind = layout.kind;
-        let (hb, cb, g) = (layout.header_bytes(), chunk_bytes(kind), layout.group);
         // SAFETY: a `Ymm` exists only inside entry functions compiled with
-        // AVX2+FMA+F16C on a CPU that has them (see the type's docs).
-        let mut acc = [unsafe { _mm256_setzero_ps() }; T];
-        for (b, block) in row.chunks_exact(layout.block_bytes()).enumerate() {
-            let (d, m) = header_params(kind, &block[..hb]);
-            let (d, c) = affine(kind, d, m);
-            for (ci, chunk) in block[hb..].chunks_exact(cb).enumerate() {
-                let base = b * g + ci * CHUNK;
-                let xs: [&[A]; T] = core::array::from_fn(|t| &x[t][base..base + CHUNK]);
-                // SAFETY: `chunk` has `cb` bytes and each `xs[t]` 32 elements,
-                // so every load below is in bounds; features as above.
-                unsafe {
-                    let (dv, cv) = (_mm256_set1_ps(d), _mm256_set1_ps(c));
-                    for q in 0..4 {
-                        let v = _mm256_fmadd_ps(codes8_f32(kind, chunk.as_ptr(), q), dv, cv);
-                        for t in 0..T {
-                            acc[t] = _mm256_fmadd_ps(v, load8(xs[t].as_ptr().add(8 * q)), acc[t]);
-                        }
-                    }
-                }
+        // AVX2+FMA+F16C on a CPU that has them (see the type's docs); the
+        // driver passes whole rows.
+        unsafe {
+            match layout.kind {
+                CodeKind::Nibble => self.dots_f32_kind::<A, NIB, T>(layout, row, x),
+                CodeKind::NibbleMin => self.dots_f32_kind::<A, NIB_MIN, T>(layout, row, x),
+                CodeKind::I8 => self.dots_f32_kind::<A, I8, T>(layout, row, x),
+                CodeKind::U8Min => self.dots_f32_kind::<A, U8_MIN, T>(layout, row, x),
             }
         }
-        // SAFETY: AVX, as above.
-        core::array::from_fn(|t| unsafe { hsum(acc[t]) })
     }
 
     #[cfg(feature = "alloc")]
@@ -182,74 +464,18 @@ impl<const VNNI: bool> RowDots for Ymm<VNNI> {
         xq: &QuantizedActivations,
         i0: usize,
     ) -> [f32; T] {
-        let kind = layout.kind;
-        let (hb, cb, g, k) = (layout.header_bytes(), chunk_bytes(kind), layout.group, xq.k);
-        let kb = k / CHUNK;
-        let codes: [&[i8]; T] = core::array::from_fn(|t| &xq.codes[(i0 + t) * k..(i0 + t + 1) * k]);
-        let scales: [&[f32]; T] =
-            core::array::from_fn(|t| &xq.scales[(i0 + t) * kb..(i0 + t + 1) * kb]);
-        let sums: [&[f32]; T] =
-            core::array::from_fn(|t| &xq.sums[(i0 + t) * kb..(i0 + t + 1) * kb]);
-        // SAFETY: features as in `dots_f32`.
-        let mut acc = [unsafe { _mm256_setzero_ps() }; T];
-        let mut corr = [0.0f32; T];
-        let chunks = g / CHUNK;
-        for (b, block) in row.chunks_exact(layout.block_bytes()).enumerate() {
-            let (d, m) = header_params(kind, &block[..hb]);
-            let (d, c) = affine(kind, d, m);
-            let body = &block[hb..];
-            let c0 = b * chunks;
-            if xq.per_token {
-                // One scale per token: add whole segments in i32, convert once.
-                // 64 chunks · 32 · 255 · 127 < 2³¹, so a segment cannot overflow.
-                for seg in (0..chunks).step_by(64) {
-                    let end = (seg + 64).min(chunks);
-                    // SAFETY: chunk `ci < chunks` of `body` has `cb` bytes and
-                    // each code row has 32 codes at `(c0 + ci)·32`; features as above.
-                    unsafe {
-                        let mut idot = [_mm256_setzero_si256(); T];
-                        for ci in seg..end {
-                            let u = codes32(kind, body[ci * cb..][..cb].as_ptr());
-                            for t in 0..T {
-                                let a = _mm256_loadu_si256(
-                                    codes[t][(c0 + ci) * CHUNK..][..CHUNK].as_ptr().cast(),
-                                );
-                                idot[t] = self.dot(kind, idot[t], u, a);
-                            }
-                        }
-                        for t in 0..T {
-                            let s = _mm256_set1_ps(d * scales[t][c0]);
-                            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot[t]), s, acc[t]);
-                        }
-                    }
-                }
-                for t in 0..T {
-                    corr[t] += c * sums[t][c0..c0 + chunks].iter().sum::<f32>();
-                }
-            } else {
-                for ci in 0..chunks {
-                    // SAFETY: as above.
-                    unsafe {
-                        let u = codes32(kind, body[ci * cb..][..cb].as_ptr());
-                        for t in 0..T {
-                            let a = _mm256_loadu_si256(
-                                codes[t][(c0 + ci) * CHUNK..][..CHUNK].as_ptr().cast(),
-                            );
-                            let idot = self.dot(kind, _mm256_setzero_si256(), u, a);
-                            let s = _mm256_set1_ps(d * scales[t][c0 + ci]);
-                            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot), s, acc[t]);
-                            corr[t] += c * sums[t][c0 + ci];
-                        }
-                    }
-                }
+        // SAFETY: as in `dots_f32`; the driver validated the shapes.
+        unsafe {
+            match layout.kind {
+                CodeKind::Nibble => self.dots_q8_kind::<NIB, T>(layout, row, xq, i0),
+                CodeKind::NibbleMin => self.dots_q8_kind::<NIB_MIN, T>(layout, row, xq, i0),
+                CodeKind::I8 => self.dots_q8_kind::<I8, T>(layout, row, xq, i0),
+                CodeKind::U8Min => self.dots_q8_kind::<U8_MIN, T>(layout, row, xq, i0),
             }
         }
-        // SAFETY: AVX, as above.
-        core::array::from_fn(|t| unsafe { hsum(acc[t]) } + corr[t])
     }
 }
 
-#[cfg(feature = "alloc")]
 /// Dynamic or static int8 quantization of activation rows (see
 /// `act::QuantizedActivations`), bit-exact with the scalar reference.
 ///
