@@ -316,6 +316,45 @@ impl<const VNNI: bool> Ymm<VNNI> {
 
 #[cfg(feature = "alloc")]
 impl<const VNNI: bool> Ymm<VNNI> {
+    /// One 32-input block against `T` tokens (see [`Ymm::dots_q8_g32`]).
+    ///
+    /// # Safety
+    /// `blk` points to a whole block, `a` to its 32 codes in the first token
+    /// row (`T` rows `k` apart), `m` to its first sum (`T` rows `kb` apart).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn g32_block<const K: u8, const T: usize>(
+        self,
+        blk: *const u8,
+        hb: usize,
+        a: *const i8,
+        m: *const f32,
+        k: usize,
+        kb: usize,
+        acc: &mut [__m256; T],
+        corr: &mut [f32; T],
+    ) {
+        // SAFETY: in bounds per the caller; features per the `Ymm` invariant.
+        unsafe {
+            let h = core::ptr::read_unaligned(blk.cast::<u16>());
+            let dv = _mm256_cvtph_ps(_mm_set1_epi16(h as i16));
+            let u = codes32::<K>(blk.add(hb));
+            let min = if kind_of(K).has_min() {
+                f16_at(blk.add(2))
+            } else {
+                0.0
+            };
+            for t in 0..T {
+                let av = _mm256_loadu_si256(a.add(t * k).cast());
+                let idot = self.dot::<K>(_mm256_setzero_si256(), u, av);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot), dv, acc[t]);
+                if kind_of(K).has_min() {
+                    corr[t] += min * *m.add(t * kb);
+                }
+            }
+        }
+    }
+
     /// Per-token scales and 32-input blocks (Q4_0, Q4_1, Q8_0, g32): the
     /// decode hot loop, two blocks per step with separate accumulators so
     /// the FMA latency does not bound it.
@@ -343,25 +382,6 @@ impl<const VNNI: bool> Ymm<VNNI> {
             let mut acc = [[_mm256_setzero_ps(); T]; 2];
             let mut corr = [[0.0f32; T]; 2];
             let p = row.as_ptr();
-            let one = |b: usize, acc: &mut [__m256; T], corr: &mut [f32; T]| {
-                let blk = p.add(b * bb);
-                let h = core::ptr::read_unaligned(blk.cast::<u16>());
-                let dv = _mm256_cvtph_ps(_mm_set1_epi16(h as i16));
-                let u = codes32::<K>(blk.add(hb));
-                let m = if kind_of(K).has_min() {
-                    f16_at(blk.add(2))
-                } else {
-                    0.0
-                };
-                for t in 0..T {
-                    let a = _mm256_loadu_si256(a0.add(t * k + b * CHUNK).cast());
-                    let idot = self.dot::<K>(_mm256_setzero_si256(), u, a);
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot), dv, acc[t]);
-                    if kind_of(K).has_min() {
-                        corr[t] += m * *m0.add(t * kb + b);
-                    }
-                }
-            };
             let [acc0, acc1] = &mut acc;
             let [corr0, corr1] = &mut corr;
             let mut b = 0;
@@ -370,12 +390,40 @@ impl<const VNNI: bool> Ymm<VNNI> {
                 // few lines in flight when the weights stream from DRAM.
                 // A prefetch never faults, even past the end of the row.
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(b * bb + PREFETCH).cast());
-                one(b, acc0, corr0);
-                one(b + 1, acc1, corr1);
+                self.g32_block::<K, T>(
+                    p.add(b * bb),
+                    hb,
+                    a0.add(b * CHUNK),
+                    m0.add(b),
+                    k,
+                    kb,
+                    acc0,
+                    corr0,
+                );
+                let b1 = b + 1;
+                self.g32_block::<K, T>(
+                    p.add(b1 * bb),
+                    hb,
+                    a0.add(b1 * CHUNK),
+                    m0.add(b1),
+                    k,
+                    kb,
+                    acc1,
+                    corr1,
+                );
                 b += 2;
             }
             if b < blocks {
-                one(b, acc0, corr0);
+                self.g32_block::<K, T>(
+                    p.add(b * bb),
+                    hb,
+                    a0.add(b * CHUNK),
+                    m0.add(b),
+                    k,
+                    kb,
+                    acc0,
+                    corr0,
+                );
             }
             core::array::from_fn(|t| {
                 *s0.add(t * kb) * hsum(_mm256_add_ps(acc[0][t], acc[1][t]))
@@ -476,6 +524,39 @@ impl<const VNNI: bool> RowDots for Ymm<VNNI> {
     }
 }
 
+/// max |x| over the 32 floats at `p`, per lane.
+///
+/// # Safety
+/// 32 readable floats at `p`; AVX.
+#[cfg(feature = "alloc")]
+#[inline(always)]
+unsafe fn amax32(p: *const f32) -> __m256 {
+    // SAFETY: four 8-float loads inside the 32 the caller guarantees.
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        for q in 0..4 {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * q))));
+        }
+        m
+    }
+}
+
+/// The largest lane.
+///
+/// # Safety
+/// AVX.
+#[cfg(feature = "alloc")]
+#[inline(always)]
+unsafe fn reduce_max(v: __m256) -> f32 {
+    // SAFETY: register-only operations.
+    unsafe {
+        let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)))
+    }
+}
+
 /// Dynamic or static int8 quantization of activation rows (see
 /// `act::QuantizedActivations`), bit-exact with the scalar reference.
 ///
@@ -495,19 +576,6 @@ pub(crate) unsafe fn quantize_acts(
     // SAFETY: every pointer comes from a 32-element chunk of a slice
     // (`chunks_exact`) and loads and stores stay inside it; AVX2 per caller.
     unsafe {
-        let sign = _mm256_set1_ps(-0.0);
-        let amax32 = |p: *const f32| -> __m256 {
-            let mut m = _mm256_setzero_ps();
-            for q in 0..4 {
-                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * q))));
-            }
-            m
-        };
-        let reduce_max = |v: __m256| -> f32 {
-            let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-            _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)))
-        };
         let kb = k / CHUNK;
         for (r, row) in x.chunks_exact(k).enumerate() {
             let row_scale = match fixed {
