@@ -458,7 +458,9 @@ impl<const VNNI: bool> Ymm<VNNI> {
         // SAFETY: block `b` chunk `ci` reads `cb` bytes inside `row` and 32
         // activations at `(b·per_block + ci)·32` inside each `x[t]` (asserted).
         unsafe {
-            let mut acc = [_mm256_setzero_ps(); T];
+            // One accumulator per 8-lane quarter of a chunk: four independent
+            // FMA chains instead of one (FMA latency would bound the loop).
+            let mut acc = [[_mm256_setzero_ps(); T]; 4];
             let mut p = row.as_ptr();
             for b in 0..blocks {
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH).cast());
@@ -467,7 +469,7 @@ impl<const VNNI: bool> Ymm<VNNI> {
                 for ci in 0..per_block {
                     let chunk = p.add(hb + ci * cb);
                     let base = (b * per_block + ci) * CHUNK;
-                    for q in 0..4 {
+                    for (q, acc) in acc.iter_mut().enumerate() {
                         let v = _mm256_fmadd_ps(codes8_f32::<K>(chunk, q), dv, cv);
                         for t in 0..T {
                             acc[t] =
@@ -477,7 +479,14 @@ impl<const VNNI: bool> Ymm<VNNI> {
                 }
                 p = p.add(bb);
             }
-            core::array::from_fn(|t| hsum(acc[t]))
+            let mut out = [0.0f32; T];
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = hsum(_mm256_add_ps(
+                    _mm256_add_ps(acc[0][t], acc[1][t]),
+                    _mm256_add_ps(acc[2][t], acc[3][t]),
+                ));
+            }
+            out
         }
     }
 }
