@@ -80,6 +80,31 @@ pub enum Error {
         /// The backend's name.
         backend: &'static str,
     },
+    /// A file (container or GGUF) is malformed at a given byte offset.
+    InvalidFile {
+        /// What is wrong.
+        what: &'static str,
+        /// Byte offset in the file where it was found.
+        offset: u64,
+    },
+    /// A file declares more bytes than it has.
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Bytes it needs.
+        needed: u64,
+        /// Bytes that remain.
+        available: u64,
+    },
+    /// A file exceeds a configured cap (tensor count, name length, rank, ...).
+    LimitExceeded {
+        /// Which cap.
+        what: &'static str,
+        /// The cap.
+        limit: u64,
+        /// The value in the file.
+        actual: u64,
+    },
     /// The requested selection cannot be made (e.g. more weights than exist
     /// or than the per-row cap allows).
     Budget {
@@ -141,6 +166,24 @@ impl fmt::Display for Error {
             }
             Error::Unsupported { backend } => {
                 write!(f, "backend {backend} is not available on this CPU or build")
+            }
+            Error::InvalidFile { what, offset } => {
+                write!(f, "invalid file at byte {offset}: {what}")
+            }
+            Error::Truncated {
+                what,
+                needed,
+                available,
+            } => write!(
+                f,
+                "truncated {what}: needs {needed} bytes, {available} remain"
+            ),
+            Error::LimitExceeded {
+                what,
+                limit,
+                actual,
+            } => {
+                write!(f, "{what} is {actual}, above the limit {limit}")
             }
             Error::Budget {
                 requested,

@@ -14,7 +14,6 @@ use core::ops::Range;
 
 use crate::Element;
 use crate::error::{Result, check_len};
-use crate::kernels::scalar;
 use crate::protect::ProtectedView;
 use crate::quant::{Format, QuantView};
 #[cfg(feature = "alloc")]
@@ -80,20 +79,22 @@ impl LinearConfig<'_> {
 pub struct LinearView<'a> {
     /// The dense quantized part.
     pub quant: QuantView<'a>,
-    /// The protected weights.
-    pub protected: ProtectedView<'a>,
+    /// The protected weights, if any.
+    pub protected: Option<ProtectedView<'a>>,
 }
 
 impl<'a> LinearView<'a> {
     /// Pairs a matrix and a protected set of the same shape.
-    pub fn new(quant: QuantView<'a>, protected: ProtectedView<'a>) -> Result<Self> {
-        check_len("protected set rows", quant.n(), protected.n())?;
-        check_len("protected set columns", quant.k(), protected.k())?;
+    pub fn new(quant: QuantView<'a>, protected: Option<ProtectedView<'a>>) -> Result<Self> {
+        if let Some(p) = &protected {
+            check_len("protected set rows", quant.n(), p.n())?;
+            check_len("protected set columns", quant.k(), p.k())?;
+        }
         Ok(LinearView { quant, protected })
     }
 
-    /// `y = x · W_effᵀ` for output rows `rows` (scalar reference): `x` is
-    /// `m × k`, `y` the `m × rows.len()` tile.
+    /// `y = x · W_effᵀ` for output rows `rows` on the selected backend: `x`
+    /// is `m × k`, `y` the `m × rows.len()` tile.
     pub fn forward<A: Element>(
         &self,
         x: &[A],
@@ -101,7 +102,18 @@ impl<'a> LinearView<'a> {
         rows: Range<usize>,
         y: &mut [f32],
     ) -> Result<()> {
-        scalar::matmul_protected(&self.quant, Some(&self.protected), x, m, rows, y)
+        crate::kernels::matmul(&self.quant, self.protected.as_ref(), x, m, rows, y)
+    }
+
+    /// `y = x · W_effᵀ` with int8 activations (dynamic or static).
+    #[cfg(feature = "alloc")]
+    pub fn forward_q8(
+        &self,
+        xq: &crate::act::QuantizedActivations,
+        rows: Range<usize>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        crate::kernels::matmul_q8(&self.quant, self.protected.as_ref(), xq, rows, y)
     }
 
     #[cfg(feature = "alloc")]
@@ -110,10 +122,13 @@ impl<'a> LinearView<'a> {
     pub fn effective_weights(&self) -> Vec<f32> {
         let (n, k) = (self.quant.n(), self.quant.k());
         let mut w = vec![0.0f32; n * k];
-        scalar::dequantize_rows(&self.quant, 0..n, &mut w).expect("validated shapes");
-        for i in 0..n {
-            for (j, v) in self.protected.row(i) {
-                w[i * k + j] += v;
+        crate::kernels::scalar::dequantize_rows(&self.quant, 0..n, &mut w)
+            .expect("validated shapes");
+        if let Some(p) = &self.protected {
+            for i in 0..n {
+                for (j, v) in p.row(i) {
+                    w[i * k + j] += v;
+                }
             }
         }
         w
@@ -125,18 +140,18 @@ impl<'a> LinearView<'a> {
         let weights = (n * k) as f64;
         let dense_bits = self.quant.as_bytes().len() as f64 * 8.0 / weights;
         // An empty set needs no storage at all (not even row_ptr).
-        let sparse_bytes = if self.protected.nnz() == 0 {
-            0
-        } else {
-            self.protected.storage_bytes()
+        let nnz = self.protected.as_ref().map_or(0, |p| p.nnz());
+        let sparse_bytes = match &self.protected {
+            Some(p) if nnz > 0 => p.storage_bytes(),
+            _ => 0,
         };
         let sparse_bits = sparse_bytes as f64 * 8.0 / weights;
         Report {
             n,
             k,
             format: self.quant.format(),
-            protected: self.protected.nnz(),
-            fraction: self.protected.nnz() as f64 / weights,
+            protected: nnz,
+            fraction: nnz as f64 / weights,
             dense_bits,
             sparse_bits,
             bits_per_weight: dense_bits + sparse_bits,
@@ -264,7 +279,7 @@ impl ProtectedLinear {
 
     /// Pairs an existing matrix and protected set of the same shape.
     pub fn from_parts(quant: QuantMatrix, protected: ProtectedSet) -> Result<ProtectedLinear> {
-        LinearView::new(quant.view(), protected.view())?;
+        LinearView::new(quant.view(), Some(protected.view()))?;
         Ok(ProtectedLinear { quant, protected })
     }
 
@@ -272,7 +287,7 @@ impl ProtectedLinear {
     pub fn view(&self) -> LinearView<'_> {
         LinearView {
             quant: self.quant.view(),
-            protected: self.protected.view(),
+            protected: Some(self.protected.view()),
         }
     }
     /// The quantized part.
@@ -293,6 +308,16 @@ impl ProtectedLinear {
         y: &mut [f32],
     ) -> Result<()> {
         self.view().forward(x, m, rows, y)
+    }
+
+    /// `y = x · W_effᵀ` with int8 activations; see [`LinearView::forward_q8`].
+    pub fn forward_q8(
+        &self,
+        xq: &crate::act::QuantizedActivations,
+        rows: Range<usize>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        self.view().forward_q8(xq, rows, y)
     }
 
     /// Dense effective weights (simulation mode); see [`LinearView::effective_weights`].

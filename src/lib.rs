@@ -11,6 +11,8 @@ pub mod act;
 mod error;
 #[cfg(feature = "alloc")]
 pub mod importance;
+#[cfg(feature = "alloc")]
+pub mod io;
 pub mod kernels;
 mod layer;
 pub mod protect;

@@ -227,6 +227,7 @@ impl<'a> ProtectedView<'a> {
     /// Adds `Σ value · x[col]` over row `i`'s entries to `acc[t]` for each
     /// activation row `x[t]` (`x[t].len() == k`): the kernels' sparse
     /// correction, one tight loop per storage type.
+    #[cfg(feature = "alloc")] // only the int8 path, which needs alloc, uses it
     #[inline(always)]
     pub(crate) fn accumulate_row<const T: usize>(
         &self,
