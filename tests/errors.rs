@@ -364,3 +364,20 @@ fn errors_display_their_numbers() {
     let boxed: Box<dyn std::error::Error> = Box::new(e);
     assert!(!boxed.to_string().is_empty());
 }
+
+#[test]
+fn huge_k_is_a_size_error_not_an_overflow() {
+    // Found by the container fuzzer: a file may declare any k.
+    assert_eq!(
+        QuantShape::new(Format::int4(32), 1, usize::MAX / 2).unwrap_err(),
+        Error::SizeOverflow { what: "k" }
+    );
+    assert!(
+        Format::Int8 {
+            group: Group::PerChannel,
+            asymmetric: false
+        }
+        .layout(usize::MAX - 31)
+        .is_err()
+    );
+}

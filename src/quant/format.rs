@@ -173,6 +173,10 @@ impl Format {
         if k == 0 {
             return Err(Error::ZeroDimension { what: "k" });
         }
+        // Keeps `group · bits` and every per-block size below in range.
+        if k > usize::MAX / 16 {
+            return Err(Error::SizeOverflow { what: "k" });
+        }
         let group = match group {
             Group::PerChannel => k,
             Group::Size(g) => g,
