@@ -30,6 +30,20 @@ pub(crate) trait RowDots: Copy {
         row: &[u8],
         x: [&[A]; T],
     ) -> [f32; T];
+    /// Adds row `j`'s protected correction `Σ value · x_t[col]` to `out`
+    /// (`x_t` are whole activation rows of length k).
+    #[cfg(feature = "alloc")]
+    #[inline(always)]
+    fn sparse<const T: usize>(
+        self,
+        p: &ProtectedView<'_>,
+        j: usize,
+        x: [&[f32]; T],
+        out: &mut [f32; T],
+    ) {
+        p.accumulate_row(j, x, out);
+    }
+
     #[cfg(feature = "alloc")]
     /// The integer-path dot of one weight row with activation rows
     /// `i0..i0 + T` of `xq` (outlier columns hold code 0).
@@ -149,7 +163,7 @@ pub(crate) fn gemm_q8<R: RowDots>(
                     }
                 }
                 if let Some(p) = p {
-                    p.accumulate_row(j, xs, &mut out);
+                    r.sparse(p, j, xs, &mut out);
                 }
                 for (u, o) in out.iter().enumerate() {
                     y[(i0 + u) * width + jj] = *o;

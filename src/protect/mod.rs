@@ -284,6 +284,21 @@ impl<'a> ProtectedView<'a> {
         }
     }
 
+    /// Row `i`'s raw columns and values when they are u16 and f16 (the
+    /// layout SIMD gathers read), else `None`.
+    #[cfg(feature = "alloc")]
+    #[inline(always)]
+    pub(crate) fn row_u16_f16(&self, i: usize) -> Option<(&'a [u8], &'a [u8])> {
+        if col_bytes(self.k) != 2 || self.value_type != ValueType::F16 {
+            return None;
+        }
+        let r = self.row_range(i);
+        Some((
+            &self.cols[2 * r.start..2 * r.end],
+            &self.values[2 * r.start..2 * r.end],
+        ))
+    }
+
     /// `(column, value)` of each entry of row `i`.
     pub fn row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
         self.row_range(i).map(|e| (self.col(e), self.value(e)))

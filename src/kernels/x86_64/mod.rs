@@ -14,6 +14,8 @@ use core::arch::x86_64::*;
 use crate::act::QuantizedActivations;
 use crate::kernels::driver::{RowDots, affine};
 use crate::kernels::{ElemKind, Element};
+#[cfg(feature = "alloc")]
+use crate::protect::ProtectedView;
 use crate::quant::block::{CHUNK, chunk_bytes};
 use crate::quant::{CodeKind, Layout};
 
@@ -508,6 +510,50 @@ impl<const VNNI: bool> RowDots for Ymm<VNNI> {
                 CodeKind::NibbleMin => self.dots_f32_kind::<A, NIB_MIN, T>(layout, row, x),
                 CodeKind::I8 => self.dots_f32_kind::<A, I8, T>(layout, row, x),
                 CodeKind::U8Min => self.dots_f32_kind::<A, U8_MIN, T>(layout, row, x),
+            }
+        }
+    }
+
+    #[cfg(feature = "alloc")]
+    #[inline(always)]
+    fn sparse<const T: usize>(
+        self,
+        p: &ProtectedView<'_>,
+        j: usize,
+        x: [&[f32]; T],
+        out: &mut [f32; T],
+    ) {
+        let Some((cols, vals)) = p.row_u16_f16(j) else {
+            return p.accumulate_row(j, x, out);
+        };
+        let nnz = cols.len() / 2;
+        let full = nnz / 8 * 8;
+        for xt in x {
+            assert_eq!(xt.len(), p.k(), "whole activation rows");
+        }
+        // SAFETY: features per the `Ymm` invariant; the loads read entries
+        // `e..e + 8 ≤ nnz` of the row's columns and values; every gathered
+        // index is a column of a validated protected set, so `< k`, and each
+        // `x[t]` has exactly k elements (asserted above).
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); T];
+            for e in (0..full).step_by(8) {
+                let c = _mm256_cvtepu16_epi32(_mm_loadu_si128(cols.as_ptr().add(2 * e).cast()));
+                let v = _mm256_cvtph_ps(_mm_loadu_si128(vals.as_ptr().add(2 * e).cast()));
+                for t in 0..T {
+                    let xs = _mm256_i32gather_ps::<4>(x[t].as_ptr(), c);
+                    acc[t] = _mm256_fmadd_ps(v, xs, acc[t]);
+                }
+            }
+            for t in 0..T {
+                out[t] += hsum(acc[t]);
+            }
+        }
+        for e in full..nnz {
+            let col = usize::from(u16::from_le_bytes([cols[2 * e], cols[2 * e + 1]]));
+            let v = crate::protect::f16_to_f32(u16::from_le_bytes([vals[2 * e], vals[2 * e + 1]]));
+            for t in 0..T {
+                out[t] += v * x[t][col];
             }
         }
     }
