@@ -149,10 +149,21 @@ fn magnitudes(w: &QuantView<'_>, p: &ProtectedSet, x: &[f32], m: usize) -> Vec<f
     let (n, k) = (w.n(), w.k());
     let mut deq = vec![0.0f32; n * k];
     w.dequantize_rows(0..n, &mut deq).unwrap();
+    // The integer paths compute d·Σa·q and m·Σa (and offsets of up to
+    // 128·d) separately, so their rounding scales with |w| + 2(|m| + 128|d|).
+    let layout = w.shape().layout();
+    for (i, row) in deq.chunks_exact_mut(k).enumerate() {
+        for (t, v) in row.iter_mut().enumerate() {
+            let h = &w.as_bytes()[i * w.shape().row_bytes() + (t / layout.group) * layout.block_bytes()..];
+            let d = cwpq::quant::f16_le([h[0], h[1]]).abs();
+            let m = if layout.kind.has_min() { cwpq::quant::f16_le([h[2], h[3]]).abs() } else { 0.0 };
+            *v = v.abs() + 2.0 * (m + 128.0 * d);
+        }
+    }
     let pv = p.view();
     for i in 0..n {
         for (j, v) in pv.row(i) {
-            deq[i * k + j] = deq[i * k + j].abs() + v.abs();
+            deq[i * k + j] += v.abs();
         }
     }
     let mut out = vec![0.0f64; m * n];
