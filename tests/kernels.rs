@@ -154,9 +154,14 @@ fn magnitudes(w: &QuantView<'_>, p: &ProtectedSet, x: &[f32], m: usize) -> Vec<f
     let layout = w.shape().layout();
     for (i, row) in deq.chunks_exact_mut(k).enumerate() {
         for (t, v) in row.iter_mut().enumerate() {
-            let h = &w.as_bytes()[i * w.shape().row_bytes() + (t / layout.group) * layout.block_bytes()..];
+            let h = &w.as_bytes()
+                [i * w.shape().row_bytes() + (t / layout.group) * layout.block_bytes()..];
             let d = cwpq::quant::f16_le([h[0], h[1]]).abs();
-            let m = if layout.kind.has_min() { cwpq::quant::f16_le([h[2], h[3]]).abs() } else { 0.0 };
+            let m = if layout.kind.has_min() {
+                cwpq::quant::f16_le([h[2], h[3]]).abs()
+            } else {
+                0.0
+            };
             *v = v.abs() + 2.0 * (m + 128.0 * d);
         }
     }
