@@ -74,6 +74,9 @@ pub struct QuantizedActivations {
     /// `m × k` original activations as f32 (protected weights and outlier
     /// columns use these).
     pub(crate) x: Vec<f32>,
+    /// The same, transposed (`k × m`), when `m > 1`: the protected correction
+    /// of a GEMM reads a column of x contiguously.
+    pub(crate) xt: Vec<f32>,
     /// Outlier columns, increasing.
     pub(crate) outliers: Vec<usize>,
     /// All blocks of a token share one scale.
@@ -142,6 +145,15 @@ impl QuantizedActivations {
             for row in self.x.chunks_exact_mut(k) {
                 for (v, s) in row.iter_mut().zip(s) {
                     *v /= s;
+                }
+            }
+        }
+        self.xt.clear();
+        if m > 1 {
+            self.xt.resize(mk, 0.0);
+            for (i, row) in self.x.chunks_exact(k).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    self.xt[j * m + i] = v;
                 }
             }
         }

@@ -148,8 +148,26 @@ pub(crate) fn gemm_q8<R: RowDots>(
     y: &mut [f32],
 ) {
     let (k, m, layout, width) = (w.k(), xq.m, w.shape().layout(), rows.len());
+    // With several tiles per row, the protected correction of row j is
+    // computed once for all m tokens from the transposed activations
+    // (`Σ value · xᵀ[col]`, contiguous in m), not once per tile.
+    let whole_row = m > TILE && p.is_some();
+    let mut row_corr = if whole_row {
+        alloc::vec![0.0f32; m]
+    } else {
+        alloc::vec::Vec::new()
+    };
     for (jj, j) in rows.enumerate() {
         let row = w.row(j).expect("validated row range");
+        if whole_row && let Some(p) = p {
+            row_corr.iter_mut().for_each(|c| *c = 0.0);
+            for (col, v) in p.row(j) {
+                let xt = &xq.xt[col * m..(col + 1) * m];
+                for (c, x) in row_corr.iter_mut().zip(xt) {
+                    *c += v * x;
+                }
+            }
+        }
         let mut i0 = 0;
         while i0 < m {
             let t = (m - i0).min(TILE);
@@ -162,7 +180,11 @@ pub(crate) fn gemm_q8<R: RowDots>(
                         *o += v * xs[u][col];
                     }
                 }
-                if let Some(p) = p {
+                if whole_row {
+                    for (u, o) in out.iter_mut().enumerate() {
+                        *o += row_corr[i0 + u];
+                    }
+                } else if let Some(p) = p {
                     r.sparse(p, j, xs, &mut out);
                 }
                 for (u, o) in out.iter().enumerate() {
