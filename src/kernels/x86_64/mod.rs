@@ -94,13 +94,14 @@ unsafe fn f16_at(p: *const u8) -> f32 {
     }
 }
 
-/// `(d, c)` of the block at `p` with `value = u·d + c` for the codes `u`
-/// the kernels read (see `driver::affine`).
+/// The header `(d, m)` of the block at `p` (`m = 0` without a min). The
+/// integer path uses it as is (`Σ a·value = d·dot + m·Σa`, with [`Ymm::dot`]
+/// reading i8 and nibble codes signed); the f32 path through `affine`.
 ///
 /// # Safety
 /// `p` points to the block's header; F16C.
 #[inline(always)]
-unsafe fn block_affine<const K: u8>(p: *const u8) -> (f32, f32) {
+unsafe fn block_dm<const K: u8>(p: *const u8) -> (f32, f32) {
     // SAFETY: the header has 2 (or, with a min, 4) bytes.
     unsafe {
         let d = f16_at(p);
@@ -109,7 +110,7 @@ unsafe fn block_affine<const K: u8>(p: *const u8) -> (f32, f32) {
         } else {
             0.0
         };
-        affine(kind_of(K), d, m)
+        (d, m)
     }
 }
 
@@ -154,26 +155,6 @@ unsafe fn codes8_f32<const K: u8>(p: *const u8, q: usize) -> __m256 {
             _mm256_cvtepu8_epi32(_mm_and_si128(v, _mm_set1_epi8(0x0F)))
         };
         _mm256_cvtepi32_ps(i)
-    }
-}
-
-/// `(d, c)` for the integer path: `Σ a·value = d·dot + c·Σa`, where `dot`
-/// is [`Ymm::dot`]'s (signed codes for i8 and nibbles, so `c = 0` there).
-///
-/// # Safety
-/// As [`block_affine`].
-#[cfg(feature = "alloc")]
-#[inline(always)]
-unsafe fn q8_affine<const K: u8>(p: *const u8) -> (f32, f32) {
-    // SAFETY: as `block_affine`.
-    unsafe {
-        let d = f16_at(p);
-        let m = if kind_of(K).has_min() {
-            f16_at(p.add(2))
-        } else {
-            0.0
-        };
-        (d, m)
     }
 }
 
@@ -262,7 +243,7 @@ impl<const VNNI: bool> Ymm<VNNI> {
                 for b in 0..blocks {
                     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH).cast());
                     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH + 64).cast());
-                    let (d, c) = q8_affine::<K>(p);
+                    let (d, c) = block_dm::<K>(p);
                     let dv = _mm256_set1_ps(d);
                     let c0 = b * per_block;
                     let mut ci = 0;
@@ -296,7 +277,7 @@ impl<const VNNI: bool> Ymm<VNNI> {
                 core::array::from_fn(|t| *s0.add(t * kb) * hsum(acc[t]) + corr[t])
             } else {
                 for b in 0..blocks {
-                    let (d, c) = q8_affine::<K>(p);
+                    let (d, c) = block_dm::<K>(p);
                     for ci in 0..per_block {
                         let cc = b * per_block + ci;
                         let u = codes32::<K>(p.add(hb + ci * cb));
@@ -466,7 +447,8 @@ impl<const VNNI: bool> Ymm<VNNI> {
             let mut p = row.as_ptr();
             for b in 0..blocks {
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH).cast());
-                let (d, c) = block_affine::<K>(p);
+                let (d, m) = block_dm::<K>(p);
+                let (d, c) = affine(kind_of(K), d, m);
                 let (dv, cv) = (_mm256_set1_ps(d), _mm256_set1_ps(c));
                 for ci in 0..per_block {
                     let chunk = p.add(hb + ci * cb);
