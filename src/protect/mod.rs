@@ -287,7 +287,10 @@ impl<'a> ProtectedView<'a> {
     /// Row `i`'s raw columns and values when they are u16 and f16 (the
     /// layout SIMD gathers read), else `None`.
     #[cfg(feature = "alloc")]
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86 gathers only
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2")),
+        allow(dead_code)
+    )] // x86 gathers only
     #[inline(always)]
     pub(crate) fn row_u16_f16(&self, i: usize) -> Option<(&'a [u8], &'a [u8])> {
         if col_bytes(self.k) != 2 || self.value_type != ValueType::F16 {
