@@ -77,6 +77,33 @@ impl Element for bf16 {
     }
 }
 
+/// The token of a backend `require()` has already accepted.
+#[cfg(all(
+    any(
+        all(target_arch = "x86_64", target_feature = "sse2"),
+        target_arch = "aarch64"
+    ),
+    not(miri)
+))]
+fn token<T>(t: Option<T>, backend: &'static str) -> Result<T> {
+    t.ok_or(Error::Unsupported { backend })
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
+fn avx2() -> Result<x86_64::Avx2> {
+    token(x86_64::Avx2::new(), "avx2")
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
+fn avx512() -> Result<x86_64::Avx512> {
+    token(x86_64::Avx512::new(), "avx512")
+}
+
+#[cfg(all(target_arch = "aarch64", not(miri)))]
+fn neon() -> Result<aarch64::Neon> {
+    token(aarch64::Neon::new(), "neon")
+}
+
 pub(crate) fn check_rows(rows: &Range<usize>, n: usize) -> Result<()> {
     if rows.start > rows.end || rows.end > n {
         return Err(Error::InvalidRowRange {
@@ -163,17 +190,11 @@ pub fn matmul_with<A: Element>(
         Backend::Scalar => scalar::matmul_protected(w, p, x, m, rows, y)?,
         Backend::Portable => driver::gemm_f32(portable::Portable, w, p, x, m, rows, y),
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
-        Backend::Avx2 => x86_64::Avx2::new()
-            .ok_or(Error::Unsupported { backend: "avx2" })?
-            .gemm_f32(w, p, x, m, rows, y),
+        Backend::Avx2 => avx2()?.gemm_f32(w, p, x, m, rows, y),
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
-        Backend::Avx512 => x86_64::Avx512::new()
-            .ok_or(Error::Unsupported { backend: "avx512" })?
-            .gemm_f32(w, p, x, m, rows, y),
+        Backend::Avx512 => avx512()?.gemm_f32(w, p, x, m, rows, y),
         #[cfg(all(target_arch = "aarch64", not(miri)))]
-        Backend::Neon => aarch64::Neon::new()
-            .ok_or(Error::Unsupported { backend: "neon" })?
-            .gemm_f32(w, p, x, m, rows, y),
+        Backend::Neon => neon()?.gemm_f32(w, p, x, m, rows, y),
         #[allow(unreachable_patterns)]
         other => {
             return Err(Error::Unsupported {
@@ -213,17 +234,11 @@ pub fn matmul_q8_with(
         Backend::Scalar => scalar::matmul_q8(w, p, xq, rows, y)?,
         Backend::Portable => driver::gemm_q8(portable::Portable, w, p, xq, rows, y),
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
-        Backend::Avx2 => x86_64::Avx2::new()
-            .ok_or(Error::Unsupported { backend: "avx2" })?
-            .gemm_q8(w, p, xq, rows, y),
+        Backend::Avx2 => avx2()?.gemm_q8(w, p, xq, rows, y),
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
-        Backend::Avx512 => x86_64::Avx512::new()
-            .ok_or(Error::Unsupported { backend: "avx512" })?
-            .gemm_q8(w, p, xq, rows, y),
+        Backend::Avx512 => avx512()?.gemm_q8(w, p, xq, rows, y),
         #[cfg(all(target_arch = "aarch64", not(miri)))]
-        Backend::Neon => aarch64::Neon::new()
-            .ok_or(Error::Unsupported { backend: "neon" })?
-            .gemm_q8(w, p, xq, rows, y),
+        Backend::Neon => neon()?.gemm_q8(w, p, xq, rows, y),
         #[allow(unreachable_patterns)]
         other => {
             return Err(Error::Unsupported {
@@ -249,17 +264,11 @@ pub(crate) fn quantize_activations_with(
 ) -> Result<()> {
     match backend.require()? {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
-        Backend::Avx2 => x86_64::Avx2::new()
-            .ok_or(Error::Unsupported { backend: "avx2" })?
-            .quantize_acts(x, k, per_token, fixed, codes, scales, sums),
+        Backend::Avx2 => avx2()?.quantize_acts(x, k, per_token, fixed, codes, scales, sums),
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
-        Backend::Avx512 => x86_64::Avx512::new()
-            .ok_or(Error::Unsupported { backend: "avx512" })?
-            .quantize_acts(x, k, per_token, fixed, codes, scales, sums),
+        Backend::Avx512 => avx512()?.quantize_acts(x, k, per_token, fixed, codes, scales, sums),
         #[cfg(all(target_arch = "aarch64", not(miri)))]
-        Backend::Neon => aarch64::Neon::new()
-            .ok_or(Error::Unsupported { backend: "neon" })?
-            .quantize_acts(x, k, per_token, fixed, codes, scales, sums),
+        Backend::Neon => neon()?.quantize_acts(x, k, per_token, fixed, codes, scales, sums),
         _ => scalar::quantize_acts(x, k, per_token, fixed, codes, scales, sums),
     }
     Ok(())
